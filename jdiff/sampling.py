@@ -76,7 +76,7 @@ def _traced_grid_checks(process, ts):
 def _solve(model, solver, x_T, ts, key, cond, save_trajectory, adjoint, throw):
     ts = _traced_grid_checks(model.process, ts)
     us = -ts
-    term = ProbabilityFlowTerm(model, cond, key)
+    term = ProbabilityFlowTerm(model, cond, key, None if isinstance(solver, Diffrax) else ts)
     saveat = diffrax.SaveAt(
         ts=us if save_trajectory else None,
         t1=not save_trajectory,

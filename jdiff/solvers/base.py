@@ -44,11 +44,14 @@ class ProbabilityFlowTerm(diffrax.AbstractTerm):
         model: the `jdiff.Model` being sampled.
         cond: conditioning passed to the model (or None).
         key: PRNG key for stochastic solvers (None for deterministic ones).
+        ts: the `[N+1]` time grid of a fixed-grid solve (None for adaptive solves); solvers
+            that need the step count or neighbouring times (`lower_order_final`) read it here.
     """
 
     model: Model
     cond: Any = None
     key: PRNGKeyArray | None = None
+    ts: Array | None = None
 
     def vf(self, t, y, args):
         return -self.model.velocity(y, -t, self.cond)
@@ -81,13 +84,34 @@ class SolverState(NamedTuple):
 
 
 class StepContext(eqx.Module):
-    """What a solver's `update` may use: the model and conditioning, and per-step noise."""
+    """What a solver's `update` may use.
+
+    Attributes:
+        model, cond: the model and its conditioning.
+        key: PRNG key of the solve (None if deterministic).
+        step: int32 index of the current step (0 for the first step from `ts[0]`).
+        ts: the `[N+1]` grid (None for adaptive solves).
+        solver_name: for error messages.
+    """
 
     model: Model
     cond: Any
     key: PRNGKeyArray | None
     step: Array
+    ts: Array | None
     solver_name: str = eqx.field(static=True)
+
+    @property
+    def num_steps(self) -> int:
+        """Total number of steps N of the grid (static)."""
+        if self.ts is None:
+            raise ValueError(f"{self.solver_name} needs a fixed time grid")
+        return self.ts.shape[0] - 1
+
+    @property
+    def steps_left(self) -> Array:
+        """Steps remaining including the current one (N − step)."""
+        return self.num_steps - self.step
 
     @property
     def process(self):
@@ -143,7 +167,9 @@ class AbstractDiffusionSolver(diffrax.AbstractSolver):
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         del args, made_jump
         term = unwrap_term(terms)
-        ctx = StepContext(term.model, term.cond, term.key, solver_state.step, type(self).__name__)
+        ctx = StepContext(
+            term.model, term.cond, term.key, solver_state.step, term.ts, type(self).__name__
+        )
         y1, history, nfe = self.update(ctx, -t0, -t1, y0, solver_state.history)
         state = SolverState(
             step=solver_state.step + 1,
