@@ -37,7 +37,9 @@ def test_conversions_round_trip(process, kind, x64):
     s = process.sigma(t)[:, None]
     np.testing.assert_allclose(a * views["x0"] + s * views["eps"], x, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(views["score"], -views["eps"] / s, rtol=1e-10)
-    np.testing.assert_allclose(views["v"], a * views["eps"] - s * views["x0"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        views["v"], a * views["eps"] - s * views["x0"], rtol=1e-9, atol=1e-12
+    )
     vel = process.dalpha(t)[:, None] * views["x0"] + process.dsigma(t)[:, None] * views["eps"]
     np.testing.assert_allclose(views["velocity"], vel, rtol=1e-9, atol=1e-12)
     # PF-ODE form: v = f x − ½ g² s
