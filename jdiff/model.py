@@ -96,6 +96,16 @@ class Model(eqx.Module):
         if self.precond is not None and self.prediction != "x0":
             raise ValueError("EDM preconditioning produces a denoiser: use prediction='x0'")
 
+    @property
+    def nfe_per_call(self) -> int:
+        """Network evaluations one call of this model costs (static int, default 1).
+
+        Read from `apply_fn.nfe_per_call` when the apply function declares it: guided models
+        (e.g. `jdiff.guidance.classifier_free`, which evaluates the conditional and the
+        unconditional prediction) declare 2. Solvers multiply their per-step NFE by it.
+        """
+        return int(getattr(self.apply_fn, "nfe_per_call", 1))
+
     def with_params(self, params: PyTree) -> Model:
         """This model with other params (e.g. the EMA params)."""
         return eqx.tree_at(lambda m: m.params, self, params, is_leaf=lambda x: x is None)

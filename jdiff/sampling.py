@@ -11,10 +11,12 @@ is not strictly decreasing or leaves the process's domain raises through `equino
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import diffrax
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
@@ -72,11 +74,48 @@ def _traced_grid_checks(process, ts):
     return ts
 
 
+BROWNIAN = ("fold_in", "tree")
+_TREE_SALT = 0x5EED  # separates the tree's key stream from the per-step fold_in stream
+_TREE_LEVELS = 16  # "tree" resolves the interval to 2^-16 of its length
+
+
+def _check_brownian(brownian):
+    if isinstance(brownian, diffrax.AbstractBrownianPath):
+        return
+    if not isinstance(brownian, str) or brownian not in BROWNIAN:
+        raise ValueError(
+            f"brownian must be one of {list(BROWNIAN)} or a diffrax.AbstractBrownianPath; "
+            f"got {brownian!r}"
+        )
+
+
+def _brownian_path(brownian, key, x_T, ts):
+    """The shared Brownian path of a solve in u = −t (None for per-step fold_in noise)."""
+    if isinstance(brownian, diffrax.AbstractBrownianPath):
+        return brownian
+    if brownian == "fold_in" or key is None:
+        return None
+    u0, u1 = -ts[0], -ts[-1]
+    return diffrax.VirtualBrownianTree(
+        u0,
+        u1,
+        tol=(u1 - u0) * 2.0**-_TREE_LEVELS,
+        shape=jax.ShapeDtypeStruct(x_T.shape, x_T.dtype),
+        key=jax.random.fold_in(key, _TREE_SALT),
+    )
+
+
 @eqx.filter_jit
-def _solve(model, solver, x_T, ts, key, cond, save_trajectory, adjoint, throw):
+def _solve(model, solver, x_T, ts, key, cond, save_trajectory, adjoint, throw, brownian="fold_in"):
     ts = _traced_grid_checks(model.process, ts)
     us = -ts
-    term = ProbabilityFlowTerm(model, cond, key, None if isinstance(solver, Diffrax) else ts)
+    term = ProbabilityFlowTerm(
+        model,
+        cond,
+        key,
+        None if isinstance(solver, Diffrax) else ts,
+        None if isinstance(solver, Diffrax) else _brownian_path(brownian, key, x_T, ts),
+    )
     saveat = diffrax.SaveAt(
         ts=us if save_trajectory else None,
         t1=not save_trajectory,
@@ -99,21 +138,26 @@ def _solve(model, solver, x_T, ts, key, cond, save_trajectory, adjoint, throw):
             throw=throw,
         )
         nfe = solver.nfe(sol.stats["num_steps"])
+        nfe = jnp.where(nfe < 0, nfe, nfe * model.nfe_per_call)
     else:
         n_steps = ts.shape[0] - 1
-        sol = diffrax.diffeqsolve(
-            term,
-            solver,
-            us[0],
-            us[-1],
-            dt0=None,
-            y0=x_T,
-            stepsize_controller=diffrax.StepTo(ts=us),
-            saveat=saveat,
-            adjoint=adjoint,
-            max_steps=n_steps,
-            throw=throw,
-        )
+        with warnings.catch_warnings():
+            # a term holding a Brownian path makes diffrax warn that a solver is not marked Itô
+            # or Stratonovich; jdiff's SDE samplers converge to the Itô reverse SDE.
+            warnings.filterwarnings("ignore", message=".*Itô or the Stratonovich")
+            sol = diffrax.diffeqsolve(
+                term,
+                solver,
+                us[0],
+                us[-1],
+                dt0=None,
+                y0=x_T,
+                stepsize_controller=diffrax.StepTo(ts=us),
+                saveat=saveat,
+                adjoint=adjoint,
+                max_steps=n_steps,
+                throw=throw,
+            )
         nfe = sol.solver_state.nfe
     ys = sol.ys
     return Solution(
@@ -137,6 +181,7 @@ def solve(
     save_trajectory: bool = False,
     adjoint: diffrax.AbstractAdjoint | None = None,
     throw: bool = True,
+    brownian: str | diffrax.AbstractBrownianPath = "fold_in",
 ) -> Solution:
     """Integrate from `x_T` at `ts[0]` down to `ts[-1]` with `solver`.
 
@@ -153,16 +198,25 @@ def solve(
         adjoint: a `diffrax.AbstractAdjoint` for gradients (default
             `diffrax.RecursiveCheckpointAdjoint()`).
         throw: raise on a failed solve / invalid traced grid (else report in `result`).
+        brownian: the noise of stochastic solvers. `"fold_in"` (default, cheapest): step i
+            draws `normal(fold_in(fold_in(key, i), index))`, a fresh path for every grid.
+            `"tree"`: one `diffrax.VirtualBrownianTree` in u = −t over `[-ts[0], -ts[-1]]`
+            (resolved to 2⁻¹⁶ of the interval) from `key`, so grids with the same end points
+            are driven by the same Brownian motion (strong-convergence studies); SDE solvers
+            (EulerMaruyama, DDIM η > 0, Ancestral, SDEDPMSolverPP) read their increments from
+            it. Or any `diffrax.AbstractBrownianPath` in u = −t shaped like `x_T`. Noise that is
+            not a Brownian increment (EDM churn, Langevin corrector) stays fold_in noise.
 
     Returns:
         A `Solution`; `solution.samples` is shaped like `x_T`.
     """
     ts = _check_inputs(model, solver, x_T, ts)
+    _check_brownian(brownian)
     if getattr(solver, "stochastic", False) and key is None:
         raise ValueError(f"{type(solver).__name__} is stochastic: pass key=...")
     x_T = jnp.asarray(x_T)
     ts = ts.astype(x_T.dtype) if jnp.issubdtype(x_T.dtype, jnp.floating) else ts
-    return _solve(model, solver, x_T, ts, key, cond, save_trajectory, adjoint, throw)
+    return _solve(model, solver, x_T, ts, key, cond, save_trajectory, adjoint, throw, brownian)
 
 
 def sample(
@@ -173,6 +227,7 @@ def sample(
     *,
     key: PRNGKeyArray | None = None,
     cond: Any = None,
+    brownian: str | diffrax.AbstractBrownianPath = "fold_in",
 ) -> Array:
     """Samples at `ts[-1]` from noise `x_T[B, ...]` at `ts[0]`; see `solve`. Returns `[B, ...]`."""
-    return solve(model, solver, x_T, ts, key=key, cond=cond).samples
+    return solve(model, solver, x_T, ts, key=key, cond=cond, brownian=brownian).samples

@@ -12,7 +12,9 @@ A jdiff solver subclasses `AbstractDiffusionSolver` and implements
 
 for one step from time `s` (noisier) to time `t` (cleaner). `ctx` (a `StepContext`) gives the
 model, the conditioning, per-step Gaussian noise, and whether σ(t) = 0. The base class keeps the
-step counter, the number of network evaluations (NFE) and the solver's history in `solver_state`.
+step counter, the number of network evaluations (NFE) and the solver's history in `solver_state`;
+the `nfe` a solver returns counts model calls and is multiplied by `model.nfe_per_call` (2 for a
+classifier-free-guided model, which evaluates the network twice per call).
 """
 
 from __future__ import annotations
@@ -46,12 +48,16 @@ class ProbabilityFlowTerm(diffrax.AbstractTerm):
         key: PRNG key for stochastic solvers (None for deterministic ones).
         ts: the `[N+1]` time grid of a fixed-grid solve (None for adaptive solves); solvers
             that need the step count or neighbouring times (`lower_order_final`) read it here.
+        brownian: an optional shared Brownian path in u = −t (`diffrax.AbstractBrownianPath`
+            shaped like the state); None means per-step `fold_in` noise (see
+            `StepContext.brownian_increment`).
     """
 
     model: Model
     cond: Any = None
     key: PRNGKeyArray | None = None
     ts: Array | None = None
+    brownian: diffrax.AbstractBrownianPath | None = None
 
     def vf(self, t, y, args):
         return -self.model.velocity(y, -t, self.cond)
@@ -92,6 +98,8 @@ class StepContext(eqx.Module):
         step: int32 index of the current step (0 for the first step from `ts[0]`).
         ts: the `[N+1]` grid (None for adaptive solves).
         solver_name: for error messages.
+        brownian: the solve's shared Brownian path in u = −t, or None for per-step `fold_in`
+            noise (`jdiff.solve(..., brownian=...)`).
     """
 
     model: Model
@@ -100,6 +108,7 @@ class StepContext(eqx.Module):
     step: Array
     ts: Array | None
     solver_name: str = eqx.field(static=True)
+    brownian: diffrax.AbstractBrownianPath | None = None
 
     @property
     def num_steps(self) -> int:
@@ -132,6 +141,40 @@ class StepContext(eqx.Module):
             raise ValueError(f"{self.solver_name} is stochastic: pass key=... to sample/solve")
         k = jax.random.fold_in(jax.random.fold_in(self.key, self.step), index)
         return jax.random.normal(k, like.shape, like.dtype)
+
+    def brownian_increment(self, s, t, like: Array, index: int = 0) -> Array:
+        """The Brownian increment over a step from time `s` down to `t < s`, shaped like `like`.
+
+        Reverse-time SDEs are driven by a Brownian motion W in the increasing variable u = −t,
+        so the increment is $W(-t) - W(-s) \\sim \\mathcal N(0, (s - t) I)$. Without a shared
+        path (the default, `brownian="fold_in"`) it is $\\sqrt{s - t}$ times `normal(like,
+        index)`: cheap, independent across steps, but a different path for every grid. With a
+        shared path (`brownian="tree"` or a user `diffrax.AbstractBrownianPath`) it is read
+        from that one path, so grids over the same interval see the same Brownian motion (what
+        strong-convergence tests need); `index` must then be 0 (one path, one increment).
+        """
+        if self.brownian is None:
+            return jnp.sqrt(jnp.asarray(s - t, like.dtype)) * self.normal(like, index)
+        if not isinstance(index, int) or index != 0:
+            raise ValueError(
+                f"{self.solver_name}: a shared Brownian path gives one increment per step; "
+                f"index must be 0, got {index!r}"
+            )
+        dw = self.brownian.evaluate(-s, -t)
+        if dw.shape != like.shape:
+            raise ValueError(
+                f"the Brownian path has shape {dw.shape}; the state has shape {like.shape}"
+            )
+        return dw.astype(like.dtype)
+
+    def brownian_normal(self, s, t, like: Array, index: int = 0) -> Array:
+        """`brownian_increment(s, t, like, index) / sqrt(s − t)`: a standard normal, shaped like
+        `like`, that is a function of the shared Brownian path when there is one (and exactly
+        `normal(like, index)` when there is not)."""
+        if self.brownian is None:
+            return self.normal(like, index)
+        dt = jnp.asarray(s - t, like.dtype)
+        return self.brownian_increment(s, t, like, index) / jnp.sqrt(dt)
 
     def sigma_is_zero(self, t) -> Array:
         """True where σ(t) = 0 (the final step of a grid that ends at `process.t_zero`)."""
@@ -168,12 +211,18 @@ class AbstractDiffusionSolver(diffrax.AbstractSolver):
         del args, made_jump
         term = unwrap_term(terms)
         ctx = StepContext(
-            term.model, term.cond, term.key, solver_state.step, term.ts, type(self).__name__
+            term.model,
+            term.cond,
+            term.key,
+            solver_state.step,
+            term.ts,
+            type(self).__name__,
+            term.brownian,
         )
         y1, history, nfe = self.update(ctx, -t0, -t1, y0, solver_state.history)
         state = SolverState(
             step=solver_state.step + 1,
-            nfe=solver_state.nfe + jnp.asarray(nfe, jnp.int32),
+            nfe=solver_state.nfe + jnp.asarray(nfe, jnp.int32) * ctx.model.nfe_per_call,
             history=history,
         )
         return y1, None, dict(y0=y0, y1=y1), state, diffrax.RESULTS.successful

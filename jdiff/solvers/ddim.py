@@ -26,7 +26,10 @@ class DDIM(AbstractDiffusionSolver):
     """DDIM sampler with stochasticity η ≥ 0 (η = 0 deterministic, η = 1 DDPM ancestral).
 
     Args:
-        eta: the η of Song et al. (2021). Order 1 (strong order 0.5 when η > 0); 1 NFE/step.
+        eta: the η of Song et al. (2021). Order 1; 1 NFE/step. For η > 0 the noise is
+            $c\\,\\Delta W/\\sqrt{s-t}$ with ΔW the step's Brownian increment (shared path with
+            `brownian="tree"`), a first-order exponential scheme for a reverse SDE with additive
+            noise: strong order 1 (η = 1 is SDE-DPM-Solver++1, `jdiff.solvers.sde_dpm`).
     """
 
     eta: float = 0.0
@@ -43,7 +46,7 @@ class DDIM(AbstractDiffusionSolver):
         return 1
 
     def strong_order(self, terms):
-        return 0.5 if self.eta > 0 else None
+        return 1.0 if self.eta > 0 else None
 
     def update(self, ctx, s, t, x, history):
         p = ctx.process
@@ -56,5 +59,6 @@ class DDIM(AbstractDiffusionSolver):
         frac = -jnp.expm1(-2.0 * h)  # 1 − e^{−2h} ∈ [0, 1]; 1 when σ_t = 0
         c = self.eta * s_t * jnp.sqrt(frac)
         keep = s_t * jnp.sqrt(jnp.maximum(1.0 - self.eta**2 * frac, 0.0))
-        x_t = x_t + broadcast_to_batch(keep, x) * eps + broadcast_to_batch(c, x) * ctx.normal(x)
+        z = ctx.brownian_normal(s, t, x)  # ΔW/√(s − t): follows a shared Brownian path if any
+        x_t = x_t + broadcast_to_batch(keep, x) * eps + broadcast_to_batch(c, x) * z
         return x_t, history, 1
