@@ -1,179 +1,153 @@
-"""Overhead of `jdiff.sample` over the network-evaluation floor.
+"""Overhead of `jdiff.sample` over the network-evaluation floor (issue 2's acceptance check).
 
-Network: Flax NNX MLP, 3 × 512 hidden (SiLU, sinusoidal time embedding), data dimension D = 64,
-batch 4096. For NFE ∈ {10, 50} it times
+Network: Flax NNX MLP 3 × 512 hidden, data dimension D = 64, batch 4096, VP ε-model. For
+NFE ∈ {10, 50} and the first solvers (Euler, DDIM, Heun) it times one compiled `jdiff.solve`
+against the floor — the same number of network evaluations chained in one compiled
+`lax.fori_loop` with no solver — and reports the ratio (target ≤ 1.15). The timing machinery
+(AOT-compiled executables, interleaved repeats, median) is `sampling_speed.bench_one`, which
+issue 3's all-solver benchmark also uses.
 
-* `jdiff.sample(model, solver, x_T, ts)` for Euler, DDIM and Heun (whole trajectory in one
-  compiled program), and
-* the floor: the same number of network evaluations chained in one compiled `lax.fori_loop`
-  (x ← x − h·F(x, t_i)) with no solver,
+    python benchmarks/sampling_overhead.py                 # full run
+    python benchmarks/sampling_overhead.py --quick         # tiny sizes, seconds
+    python benchmarks/sampling_overhead.py --tag h200      # on an accelerator
 
-interleaving the two, median of `--repeats` runs after a warm-up, and reports the ratio (target
-≤ 1.15). Writes `benchmarks/results/sampling_overhead[_TAG].{json,md,png}`.
-
-    python benchmarks/sampling_overhead.py            # full (a few minutes on 2 CPU cores)
-    python benchmarks/sampling_overhead.py --quick    # tiny sizes, seconds
+Writes `sampling_overhead[_TAG].{json,md,png}` into `benchmarks/results/` (or `--out`).
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import sys
 import time
+from pathlib import Path
 
-import jax
-import jax.numpy as jnp
-import matplotlib
-import tyro
-from flax import nnx
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from _common import (  # noqa: E402
+from benchmarks import _registry, sampling_speed  # noqa: E402
+from benchmarks._common import (  # noqa: E402
     environment,
     markdown_table,
-    median,
     results_path,
     write_json,
     write_markdown,
 )
 
-import jdiff  # noqa: E402
-from jdiff import timesteps  # noqa: E402
-from jdiff.nn import MLP, split_apply  # noqa: E402
-from jdiff.process import VP  # noqa: E402
-from jdiff.solvers import DDIM, Euler, Heun  # noqa: E402
-
-SOLVERS = {"euler": (Euler, 1), "ddim": (DDIM, 1), "heun": (Heun, 2)}
+TARGET = 1.15
 
 
-@dataclasses.dataclass(frozen=True)
-class Args:
-    """Benchmark options."""
+@dataclasses.dataclass
+class Config:
+    """Benchmark settings (see `--help`)."""
 
     dim: int = 64
     batch: int = 4096
     hidden: tuple[int, ...] = (512, 512, 512)
     nfes: tuple[int, ...] = (10, 50)
-    solvers: tuple[str, ...] = ("euler", "ddim", "heun")
+    solvers: tuple[str, ...] = ("Euler", "DDIM", "Heun")
     repeats: int = 5
-    quick: bool = False
-    """Tiny sizes for the test suite."""
-    out: str | None = None
-    """Output folder (default benchmarks/results)."""
     tag: str = ""
-    """Suffix of the result files (e.g. the device: `gpu`)."""
+    out: str | None = None
+    quick: bool = False
 
 
-def floor_fn(apply_fn, nfe):
-    """NFE chained network evaluations in one compiled loop, no solver."""
-
-    @jax.jit
-    def run(params, x, ts):
-        def body(i, x):
-            t = jnp.broadcast_to(ts[i], x.shape[:1])
-            return x - 0.01 * apply_fn(params, x, t, None)
-
-        return jax.lax.fori_loop(0, nfe, body, x)
-
-    return run
-
-
-def run(args: Args) -> dict:
-    if args.quick:
-        args = dataclasses.replace(args, dim=4, batch=64, hidden=(32, 32), nfes=(4,), repeats=2)
-    unknown = set(args.solvers) - set(SOLVERS)
-    if unknown:
-        raise ValueError(f"unknown solvers {sorted(unknown)}; valid choices: {sorted(SOLVERS)}")
-    process = VP()
-    apply_fn, params = split_apply(MLP(args.dim, hidden=args.hidden, rngs=nnx.Rngs(0)))
-    model = jdiff.Model(apply_fn, params, process, "eps")
-    x_T = process.prior_sample(jax.random.key(0), (args.batch, args.dim))
-    rows = []
-    for nfe in args.nfes:
-        floor = floor_fn(apply_fn, nfe)
-        floor_ts = timesteps.uniform(process, nfe)
-        t0 = time.perf_counter()
-        jax.block_until_ready(floor(params, x_T, floor_ts))
-        floor_compile = time.perf_counter() - t0
-        for name in args.solvers:
-            cls, per_step = SOLVERS[name]
-            n = nfe // per_step if name != "heun" else (nfe + 1) // 2
-            ts = timesteps.uniform(process, n, end_at_zero=name == "heun")
-            solver = cls()
-            t0 = time.perf_counter()
-            sol = jdiff.solve(model, solver, x_T, ts)
-            jax.block_until_ready(sol.samples)
-            compile_s = time.perf_counter() - t0
-            real_nfe = int(sol.nfe)
-            floor_real = floor_fn(apply_fn, real_nfe) if real_nfe != nfe else floor
-            jax.block_until_ready(floor_real(params, x_T, timesteps.uniform(process, real_nfe)))
-            fts = timesteps.uniform(process, real_nfe)
-            t_solver, t_floor = [], []
-            for _ in range(args.repeats):  # interleave to share the machine's noise
-                t0 = time.perf_counter()
-                jax.block_until_ready(jdiff.sample(model, solver, x_T, ts))
-                t_solver.append(time.perf_counter() - t0)
-                t0 = time.perf_counter()
-                jax.block_until_ready(floor_real(params, x_T, fts))
-                t_floor.append(time.perf_counter() - t0)
-            rows.append(
-                {
-                    "solver": name,
-                    "nfe": real_nfe,
-                    "sample_s": median(t_solver),
-                    "floor_s": median(t_floor),
-                    "ratio": median(t_solver) / median(t_floor),
-                    "compile_s": compile_s,
-                    "floor_compile_s": floor_compile,
-                    "all_sample_s": t_solver,
-                    "all_floor_s": t_floor,
-                }
+def run(cfg: Config, log=print) -> dict:
+    """Time every (solver, NFE); write JSON, Markdown and PNG; return the result dict."""
+    if cfg.quick:
+        cfg = dataclasses.replace(cfg, dim=4, batch=64, hidden=(32, 32), nfes=(4,), repeats=3)
+    solvers = _registry.select(list(cfg.solvers))
+    apply_fn, params = sampling_speed.make_network(cfg.dim, cfg.hidden)
+    records = []
+    tic = time.perf_counter()
+    for nfe in cfg.nfes:
+        speed_cfg = sampling_speed.Config(
+            nfe=nfe, batch=cfg.batch, dims=[cfg.dim], hidden=cfg.hidden, repeats=cfg.repeats
+        )
+        for name, (entry, solver) in solvers.items():
+            rec = sampling_speed.bench_one(
+                name, entry, solver, cfg.dim, apply_fn, params, speed_cfg, log
             )
-            print(
-                f"{name:6s} NFE {real_nfe:3d}: sample {rows[-1]['sample_s'] * 1e3:8.1f} ms, "
-                f"floor {rows[-1]['floor_s'] * 1e3:8.1f} ms, ratio {rows[-1]['ratio']:.3f}"
-            )
-    env = environment()
-    stem = "sampling_overhead" + (f"_{args.tag}" if args.tag else "")
-    payload = {"args": dataclasses.asdict(args), "environment": env, "rows": rows, "target": 1.15}
-    write_json(results_path(args.out, stem, "json"), payload)
+            if rec is not None:
+                records.append(rec)
+    result = dict(
+        benchmark="sampling_overhead",
+        environment=environment(),
+        config=dataclasses.asdict(cfg),
+        target=TARGET,
+        records=records,
+        seconds=time.perf_counter() - tic,
+    )
+    stem = "sampling_overhead" + (f"_{cfg.tag}" if cfg.tag else "")
+    write_json(results_path(cfg.out, stem, "json"), result)
     table = markdown_table(
-        ["solver", "NFE", "jdiff.sample (ms)", "floor (ms)", "ratio", "compile (s)"],
+        ["solver", "steps", "NFE", "jdiff.solve (ms)", "floor (ms)", "ratio", "compile (s)"],
         [
             [
                 r["solver"],
+                r["steps"],
                 r["nfe"],
-                r["sample_s"] * 1e3,
+                r["solver_s"] * 1e3,
                 r["floor_s"] * 1e3,
                 r["ratio"],
                 r["compile_s"],
             ]
-            for r in rows
+            for r in records
         ],
     )
     desc = (
-        f"MLP {args.hidden} (NNX), D = {args.dim}, batch {args.batch}, VP ε-model; median of "
-        f"{args.repeats} interleaved runs. Floor = the same NFE network evaluations chained in "
-        "one compiled `lax.fori_loop`. Target ratio ≤ 1.15."
+        f"Flax NNX MLP {' × '.join(map(str, cfg.hidden))} hidden, D = {cfg.dim}, batch "
+        f"{cfg.batch}, VP ε-model, log-SNR grid, float32; median of {cfg.repeats} interleaved "
+        "runs of AOT-compiled executables. Floor: the same NFE network evaluations chained in "
+        f"one compiled `lax.fori_loop`. Target ratio ≤ {TARGET}."
     )
     write_markdown(
-        results_path(args.out, stem, "md"),
-        "Sampling overhead",
-        env,
+        results_path(cfg.out, stem, "md"),
+        "jdiff.sample overhead",
+        result["environment"],
         [("Results", desc + "\n\n" + table)],
     )
+    _plot(result, cfg, results_path(cfg.out, stem, "png"))
+    return result
+
+
+def _plot(result, cfg, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for name in args.solvers:
-        r = [row for row in rows if row["solver"] == name]
-        ax.plot([row["nfe"] for row in r], [row["ratio"] for row in r], "o-", label=name)
-    ax.axhline(1.15, color="k", ls="--", label="target")
-    ax.set(xlabel="NFE", ylabel="time / floor", title=f"jdiff.sample overhead ({env['backend']})")
-    ax.legend()
+    for name in cfg.solvers:
+        recs = [r for r in result["records"] if r["solver"] == name]
+        ax.plot([r["nfe"] for r in recs], [r["ratio"] for r in recs], "o-", label=name)
+    ax.axhline(TARGET, color="k", ls="--", label=f"target {TARGET}")
+    ax.axhline(1.0, color="gray", lw=0.5)
+    ax.set(xlabel="NFE", ylabel="time / floor", title=result["environment"]["backend"])
+    ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(results_path(args.out, stem, "png"), dpi=90)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
-    return payload
+
+
+def parse_args(argv=None) -> Config:
+    """Command-line options → `Config`."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--nfes", nargs="+", type=int, help="NFE budgets (default 10 50)")
+    ap.add_argument("--solvers", nargs="+", help="registry names (default Euler DDIM Heun)")
+    ap.add_argument("--batch", type=int, help="batch size (default 4096)")
+    ap.add_argument("--repeats", type=int, help="timed repeats (median; default 5)")
+    ap.add_argument("--tag", help="suffix of the result files, e.g. h200")
+    ap.add_argument("--out", help="output folder (default benchmarks/results)")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes, seconds")
+    a = ap.parse_args(argv)
+    cfg = Config(quick=a.quick)
+    for field in ("nfes", "solvers", "batch", "repeats", "tag", "out"):
+        v = getattr(a, field)
+        if v is not None:
+            setattr(cfg, field, tuple(v) if isinstance(v, list) else v)
+    return cfg
 
 
 if __name__ == "__main__":
-    run(tyro.cli(Args))
+    run(parse_args())

@@ -12,6 +12,7 @@ update into that point without evaluating the network there.
 | `karras` | uniform in σ̄^{1/ρ}, σ̄ = σ/α, ρ = 7 | Karras et al. 2022 |
 | `quadratic` | uniform in √(t − t_min) | Song, Meng, Ermon 2021 (DDIM "quad") |
 | `custom` | any validated array | |
+| `optimize` | learned by differentiating the sampler's error (`jdiff.timesteps_optimize`) | |
 """
 
 from __future__ import annotations
@@ -23,7 +24,17 @@ from jaxtyping import Array, ArrayLike
 
 from jdiff.process.base import AbstractProcess
 
-__all__ = ["uniform", "log_snr", "karras", "quadratic", "custom", "validate", "GRIDS", "get_grid"]
+__all__ = [
+    "uniform",
+    "log_snr",
+    "karras",
+    "quadratic",
+    "custom",
+    "optimize",
+    "validate",
+    "GRIDS",
+    "get_grid",
+]
 
 
 def _n(n_steps: int) -> int:
@@ -162,3 +173,17 @@ def get_grid(name: str):
         return GRIDS[name]
     except KeyError:
         raise ValueError(f"unknown time grid {name!r}; valid choices: {sorted(GRIDS)}") from None
+
+
+def optimize(model, solver, n_steps, **kwargs):
+    """Learn an `n_steps` grid for `solver` on `model`; returns `[n_steps + 1]` times.
+
+    The grid minimises the mean squared error of the final sample against a tight adaptive
+    reference solution from the same noise, by differentiating through `jdiff.solve`. See
+    `jdiff.timesteps_optimize.optimize` for the objective, the parameterisation and the keyword
+    arguments (`x_T` or `key` + `data_shape`, `init`, `n_iters`, `learning_rate`, `end_at_zero`,
+    …). It lives in its own module because it needs the sampling driver, which needs this one.
+    """
+    from jdiff.timesteps_optimize import optimize as _optimize
+
+    return _optimize(model, solver, n_steps, **kwargs)
