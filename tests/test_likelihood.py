@@ -25,7 +25,6 @@ from jdiff.likelihood import (
 )
 from jdiff.model import Model
 from jdiff.process import EDM, VP, Discrete, Linear, linear_betas
-from jdiff.solvers.adaptive import Diffrax
 
 TOL = dict(solver=diffrax.Dopri5(), rtol=1e-9, atol=1e-9)
 PROCESSES = {"vp": (VP, "eps"), "edm": (EDM, "eps"), "linear": (Linear, "velocity")}
@@ -67,7 +66,6 @@ def test_exact_mixture_matches_pf_ode(x64, name, d):
         assert np.max(np.abs(prior_gap)) < 1e-10
     else:
         assert np.max(np.abs(prior_gap)) > 1e-6
-    assert int(res.nfe) == int(Diffrax(diffrax.Dopri5()).nfe(res.stats["num_steps"])) + 2
     assert res.z.shape == x.shape and res.log_prob.shape == (3,)
 
 
@@ -322,3 +320,23 @@ def test_ddpm_elbo_errors():
         ddpm_elbo(model, jnp.zeros((2, 2)), jax.random.key(0), variance="learned")
     with pytest.raises(ValueError, match="discretized"):
         ddpm_elbo(model, jnp.zeros((2, 2)), jax.random.key(0), decoder="logistic")
+
+
+def test_nfe_counts_the_network_calls_that_run():
+    # a host callback inside apply_fn counts the evaluations that actually execute
+    mix = GaussianMixture(
+        jnp.asarray([0.5, 0.5]),
+        jnp.asarray([[-1.0, 0.0], [1.0, 0.0]]),
+        jnp.stack([0.1 * jnp.eye(2)] * 2),
+    )
+    base = mix.model(VP(), "eps")
+    calls = []
+
+    def apply(params, x, t, cond):
+        jax.debug.callback(lambda: calls.append(1))
+        return base.apply_fn(params, x, t, cond)
+
+    model = Model(apply, base.params, base.process, "eps")
+    res = log_likelihood(model, mix.sample(jax.random.key(0), 4), rtol=1e-5, atol=1e-5)
+    jax.effects_barrier()
+    assert int(res.nfe) == len(calls) > 0

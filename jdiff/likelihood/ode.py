@@ -78,8 +78,9 @@ class LikelihoodResult(eqx.Module):
         z: `[B, ...]` the latent $x(t_1)$ at `t_end`.
         nfe: int32 scalar, evaluations of the augmented vector field (each is one network
             evaluation plus its divergence: D extra JVPs for `"exact"`, `n_probes` for
-            `"hutchinson"`), including the two evaluations of diffrax's initial step-size
-            selection.
+            `"hutchinson"`), counted from the Butcher tableau and the attempted steps
+            (`jdiff.solvers.Diffrax.nfe`); tests/test_likelihood.py checks it against the calls
+            that actually run.
         stats: diffrax's statistics (`num_steps`, `num_accepted_steps`, `num_rejected_steps`).
         result: diffrax's `RESULTS` code (successful unless `throw=False` hid a failure).
     """
@@ -174,8 +175,6 @@ def _solve(
     delta = sol.ys[1][-1]
     prior = prior_logp(z) if prior_logp is not None else model.process.prior_logp(z)
     nfe = Diffrax(solver, rtol, atol).nfe(sol.stats["num_steps"])
-    if dt0 is None:
-        nfe = nfe + 2  # diffrax's initial step-size selection evaluates the vector field twice
     return LikelihoodResult(
         log_prob=prior + delta,
         prior_logp=prior,
