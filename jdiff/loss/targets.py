@@ -25,8 +25,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
-from jdiff.model import PREDICTIONS
-from jdiff.process.base import AbstractProcess, broadcast_to_batch
+from jdiff.model import PREDICTIONS, from_x0_eps
+from jdiff.process.base import AbstractProcess
 
 __all__ = ["TARGETS", "check_target", "target_value", "error_scale", "equivalence_factor"]
 
@@ -53,19 +53,9 @@ def target_value(process: AbstractProcess, kind: str, x0: Array, eps: Array, t: 
         The target, shaped like `x0`.
     """
     check_target(kind)
-    if kind == "eps":
-        return eps
-    if kind == "x0":
-        return x0
-    s = broadcast_to_batch(process.sigma(t), x0)
-    if kind == "score":
-        return -eps / s
-    if kind == "velocity":
-        da = broadcast_to_batch(process.dalpha(t), x0)
-        ds = broadcast_to_batch(process.dsigma(t), x0)
-        return da * x0 + ds * eps
-    a = broadcast_to_batch(process.alpha(t), x0)
-    return a * eps - s * x0
+    # the target is the prediction the exact posterior mean would give, evaluated at the true
+    # (x0, ε): the Model's own conversion (x only sets the broadcasting shape)
+    return from_x0_eps(process, kind, x0, eps, x0, t)
 
 
 def _scaled_error_scale(process: AbstractProcess, kind: str, t: ArrayLike) -> Array:
